@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
@@ -39,6 +39,16 @@ _MACROS = {
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _APS_DAY_NAMES = {0: "sun", 1: "mon", 2: "tue", 3: "wed", 4: "thu", 5: "fri", 6: "sat"}
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_TICK = timedelta(microseconds=1)
+_LOOKBACKS = (
+    timedelta(minutes=2),
+    timedelta(hours=2),
+    timedelta(days=2),
+    timedelta(days=9),
+    timedelta(days=63),
+    timedelta(days=733),
+    timedelta(days=366 * 8),
+)
 _FIELD_NAMES = ("second", "minute", "hour", "day", "month", "day_of_week")
 
 
@@ -101,6 +111,22 @@ class Crontab:
             previous = fire
             moment = fire
         return times
+
+    def previous_fire_time(self, timezone: tzinfo, now: datetime) -> datetime | None:
+        """The latest time at or before ``now`` when this schedule fired (no jitter)."""
+        trigger = self.trigger(timezone)
+        for lookback in _LOOKBACKS:
+            start = now - lookback
+            fire = trigger.get_next_fire_time(None, start)
+            if fire is None or fire > now:
+                continue
+            latest = fire
+            while True:
+                following = trigger.get_next_fire_time(latest, latest + _TICK)
+                if following is None or following > now:
+                    return latest
+                latest = following
+        return None
 
     def describe(self) -> str:
         """A short description in words, for ``--check`` and ``--status``."""

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from snapshotd.result import JobResult
@@ -48,6 +48,7 @@ _MIGRATIONS: dict[int, str] = {
         snapshot_id TEXT,
         recorded_at TEXT NOT NULL
     );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 }
 
@@ -125,13 +126,24 @@ class History:
                 ),
             )
 
-    def mark_interrupted(self, run_id: int, at: datetime, why: str) -> None:
+    def interrupt_unfinished(self, at: datetime, why: str) -> int:
+        """Close every run left open (stopped mid-job, or a crash); return how many."""
         with self._connect() as db:
-            db.execute(
+            cursor = db.execute(
                 "UPDATE runs SET finished_at = ?, status = 'INTERRUPTED', error = ? "
-                "WHERE id = ? AND finished_at IS NULL",
-                (_iso(at), why, run_id),
+                "WHERE finished_at IS NULL",
+                (_iso(at), why),
             )
+            return cursor.rowcount
+
+    def get_meta(self, key: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def record_in_flight(
         self,
@@ -211,7 +223,8 @@ class History:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+    """UTC ISO text, so that SQLite's text comparison orders times correctly."""
+    return moment.astimezone(timezone.utc).isoformat() if moment is not None else None
 
 
 def _parse(text: str | None) -> datetime | None:
