@@ -14,6 +14,7 @@ semaphore so the liveness probe always has a thread.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -290,10 +291,8 @@ class Daemon:
             return False
         ok = answered.wait(PROBE_TIMEOUT)
         if not ok:
-            try:
+            with contextlib.suppress(Exception):
                 job.remove()
-            except Exception:
-                pass
         return ok
 
     def _status_text(self) -> str:

@@ -150,18 +150,22 @@ class _Job:
         self.fields["snapshot_name"] = pending.name
         self._remember(pending)
         try:
-            snapshot, listing = self._timed(
-                "wait", lambda: self.provider.wait(pending, self._progress)
-            )
+            self._timed("wait", lambda: self.provider.wait(pending, self._progress))
         except ProviderError as exc:
             if exc.code != "timeout":
                 self._forget()
             return self.finish(Status.FAILURE, error=exc.message)
         self._forget()
-        self.fields.update(
-            snapshot_id=snapshot.id, created=not pending.adopted, adopted=pending.adopted
-        )
-        log.info("%s: snapshot %s is complete", self.server.name, snapshot.name, extra=self.extra)
+        self.fields.update(created=not pending.adopted, adopted=pending.adopted)
+        log.info("%s: snapshot %s is complete", self.server.name, pending.name, extra=self.extra)
+        try:
+            snapshot, listing = self._timed("list", lambda: self.provider.find_completed(pending))
+        except ProviderError as exc:
+            return self.finish(
+                Status.PARTIAL,
+                error=f"{pending.name} completed, but listing failed; nothing pruned: {exc.message}",
+            )
+        self.fields["snapshot_id"] = snapshot.id
         return self._prune(snapshot, Status.SUCCESS, listing)
 
     def _prune(self, newest: Snapshot, status: Status, listing: Listing | None = None) -> JobResult:
@@ -174,7 +178,7 @@ class _Job:
             except ProviderError as exc:
                 fail = Status.PARTIAL if status is Status.SUCCESS else Status.FAILURE
                 return self.finish(fail, error=f"listing failed, nothing pruned: {exc.message}")
-        shown = listing.named(newest.name)
+        shown = listing.by_id(newest.id)
         if shown is None or not shown.managed:
             return self.finish(
                 Status.PARTIAL,

@@ -133,6 +133,11 @@ def read_main_config(
         credentials=("url", "secret"),
         templates=("payload_success", "payload_failure"),
     )
+    if reader.explicit("TIMING", "delay_between_servers") is not None:
+        warnings.append(
+            f"{path}: [TIMING] delay_between_servers is accepted but has no effect; "
+            "the per-token rate limiter paces requests instead"
+        )
     secrets = [str(telegram.values.get("bot_token", "")), str(webhook.values.get("secret", ""))]
     if path is not None and any(secrets):
         warnings.extend(permission_warning(path))

@@ -75,11 +75,6 @@ def load_config(
     settings = main.settings
     warnings = list(main.warnings)
     warnings += template_warnings(ini_path, main.telegram, "TELEGRAM")
-    if ini_path is not None and main.settings.delay_between_servers:
-        warnings.append(
-            f"{ini_path}: [TIMING] delay_between_servers is accepted but has no effect; "
-            "the per-token rate limiter paces requests instead"
-        )
     files = (
         resolve_selected(settings.configs_dir, selected)
         if selected

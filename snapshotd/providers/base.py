@@ -53,7 +53,18 @@ class Listing:
         return tuple(s for s in self.snapshots if not s.managed)
 
     def named(self, name: str) -> Snapshot | None:
-        return next((s for s in self.snapshots if s.name == name), None)
+        """The snapshot called ``name``, preferring a managed one if names collide."""
+        matches = [s for s in self.snapshots if s.name == name]
+        return next((s for s in matches if s.managed), matches[0] if matches else None)
+
+    def by_id(self, snapshot_id: str) -> Snapshot | None:
+        return next((s for s in self.snapshots if s.id == snapshot_id), None)
+
+    def find(self, pending: PendingSnapshot) -> Snapshot | None:
+        """The snapshot ``pending`` became: by id when the provider gave one, else by name."""
+        if pending.snapshot_id is not None:
+            return self.by_id(pending.snapshot_id)
+        return self.named(pending.name)
 
 
 @dataclass
@@ -189,12 +200,8 @@ class Provider(ABC):
 
     def wait(
         self, pending: PendingSnapshot, on_progress: Callable[[int], None] | None = None
-    ) -> tuple[Snapshot, Listing]:
-        """Poll until complete (delay doubling up to ``poll_interval_max``).
-
-        Returns the finished snapshot and the complete listing that shows it,
-        taken after completion, so pruning needs no second listing.
-        """
+    ) -> None:
+        """Poll until complete (delay doubling up to ``poll_interval_max``); raise on failure."""
         deadline = self.clock.monotonic() + self.timing.creation_timeout
         delay = self.timing.poll_interval
         last_progress: int | None = None
@@ -211,7 +218,7 @@ class Provider(ABC):
                 if on_progress:
                     on_progress(pending.progress)
             if state == "done":
-                return self._find_completed(pending)
+                return
             if self.clock.monotonic() + delay > deadline:
                 raise ProviderError(
                     self.server.provider,
@@ -222,11 +229,15 @@ class Provider(ABC):
             self.clock.sleep(delay)
             delay = min(delay * 2, self.timing.poll_interval_max)
 
-    def _find_completed(self, pending: PendingSnapshot) -> tuple[Snapshot, Listing]:
-        """The finished snapshot, from the listing (some APIs show it a moment late)."""
+    def find_completed(self, pending: PendingSnapshot) -> tuple[Snapshot, Listing]:
+        """The finished snapshot and a complete listing that shows it.
+
+        The listing is taken after completion, so pruning needs no second one.
+        Some APIs show a new snapshot a moment late, hence the short retry.
+        """
         for attempt in range(4):
             listing = self.list_snapshots()
-            found = listing.named(pending.name)
+            found = listing.find(pending)
             if found is not None:
                 return found, listing
             if attempt < 3:
