@@ -35,6 +35,7 @@ from snapshotd.redact import Redactor
 
 USER_AGENT = f"snapshotd/{__version__}"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+BUCKET_PROVIDERS = frozenset({"hetzner"})  # documented as a refilling bucket
 
 
 @dataclass(frozen=True)
@@ -55,31 +56,64 @@ def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> floa
 
 
 class RateLimiter:
-    """A sliding-window budget shared by every job that uses one token."""
+    """A per-token request budget shared by every job that uses the token.
 
-    def __init__(self, limits: Sequence[RateLimit], clock: Clock) -> None:
+    ``window`` mode (DigitalOcean) allows at most ``requests`` in any sliding
+    ``period``. ``bucket`` mode (Hetzner) models a bucket of ``requests``
+    tokens refilled evenly over ``period``, as Hetzner documents its limit.
+    """
+
+    def __init__(self, limits: Sequence[RateLimit], clock: Clock, mode: str = "window") -> None:
         self._limits = tuple(limits)
+        self._mode = mode
         self._windows = [collections.deque[float]() for _ in self._limits]
+        self._tokens = [float(limit.requests) for limit in self._limits]
         self._clock = clock
         self._lock = threading.Lock()
+        self._updated = clock.monotonic()
         self._not_before = 0.0
+        self._spacing = max((lim.period / lim.requests for lim in self._limits), default=0.0)
+        self._next_spaced = 0.0
+        self._spaced = False
 
     def acquire(self) -> None:
-        """Block until one more request fits every window, then count it."""
+        """Block until one more request fits the budget, then count it."""
         while True:
             with self._lock:
                 now = self._clock.monotonic()
-                wait = self._not_before - now
-                for limit, window in zip(self._limits, self._windows, strict=True):
-                    while window and window[0] <= now - limit.period:
-                        window.popleft()
-                    if len(window) >= limit.requests:
-                        wait = max(wait, window[0] + limit.period - now)
+                wait = max(self._not_before, self._next_spaced if self._spaced else 0.0) - now
+                wait = max(wait, self._budget_wait(now))
                 if wait <= 0:
-                    for window in self._windows:
-                        window.append(now)
+                    self._take(now)
+                    if self._spaced:
+                        self._next_spaced = now + self._spacing
                     return
             self._clock.sleep(min(wait, 1.0))
+
+    def _budget_wait(self, now: float) -> float:
+        wait = 0.0
+        if self._mode == "bucket":
+            for index, limit in enumerate(self._limits):
+                rate = limit.requests / limit.period
+                tokens = min(limit.requests, self._tokens[index] + (now - self._updated) * rate)
+                self._tokens[index] = tokens
+                if tokens < 1:
+                    wait = max(wait, (1 - tokens) / rate)
+            self._updated = now
+            return wait
+        for limit, window in zip(self._limits, self._windows, strict=True):
+            while window and window[0] <= now - limit.period:
+                window.popleft()
+            if len(window) >= limit.requests:
+                wait = max(wait, window[0] + limit.period - now)
+        return wait
+
+    def _take(self, now: float) -> None:
+        if self._mode == "bucket":
+            self._tokens = [tokens - 1 for tokens in self._tokens]
+        else:
+            for window in self._windows:
+                window.append(now)
 
     def pause(self, seconds: float) -> None:
         """Hold every user of this token back (after a 429)."""
@@ -87,16 +121,19 @@ class RateLimiter:
             self._not_before = max(self._not_before, self._clock.monotonic() + seconds)
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Space requests out when the provider says the budget is nearly spent."""
+        """Slow to the refill rate while the provider says the budget is nearly spent.
+
+        This matters when other clients (a CLI, Terraform) share the token and
+        spend budget this process does not see.
+        """
         remaining = _int_header(headers, "RateLimit-Remaining")
         limit = _int_header(headers, "RateLimit-Limit")
-        reset = _int_header(headers, "RateLimit-Reset")
-        if remaining is None or limit is None or reset is None:
+        if remaining is None or limit is None:
             return
-        if remaining > max(5, limit // 10):
-            return
-        seconds_to_reset = max(0.0, reset - time.time())
-        self.pause(seconds_to_reset / max(remaining, 1))
+        with self._lock:
+            self._spaced = remaining <= max(2, limit // 10)
+            if self._mode == "bucket":  # never believe in more tokens than the provider has
+                self._tokens = [min(tokens, float(remaining)) for tokens in self._tokens]
 
 
 class HttpContext:
@@ -129,7 +166,11 @@ class HttpContext:
                 session = self._session_factory()
                 session.headers["User-Agent"] = USER_AGENT
                 self._sessions[key] = session
-                self._limiters[key] = RateLimiter(self.rate_limits.get(provider, ()), self.clock)
+                self._limiters[key] = RateLimiter(
+                    self.rate_limits.get(provider, ()),
+                    self.clock,
+                    mode="bucket" if provider in BUCKET_PROVIDERS else "window",
+                )
             session, limiter = self._sessions[key], self._limiters[key]
         return ApiClient(provider, base_url, token, session, limiter, self)
 

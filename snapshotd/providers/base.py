@@ -22,6 +22,7 @@ from snapshotd.http import ApiClient
 
 NAME_TIME_FORMAT = "%Y%m%d%H%M%S"
 MAX_PAGES = 500
+ADOPT_WINDOW = 60.0  # seconds to look for a snapshot whose create reply was lost
 
 log = logging.getLogger("snapshotd.providers")
 
@@ -174,10 +175,15 @@ class Provider(ABC):
                 delay = min(delay * 2, self.timing.poll_interval_max)
 
     def _adopt_after_ambiguous(self, name: str, cause: ProviderError) -> PendingSnapshot:
+        """Look for the snapshot a create with an unknown outcome may have started.
+
+        Providers can take a moment to show a new action, so this looks for a
+        while (bounded by the creation budget) before concluding none was made.
+        """
         log.warning("create of %s had an unknown outcome (%s); looking for it", name, cause)
-        checks = 4
+        deadline = self.clock.monotonic() + min(ADOPT_WINDOW, self.timing.creation_timeout)
         delay = self.timing.poll_interval
-        for attempt in range(checks):
+        while True:
             try:
                 found = self.find_pending(name)
             except ProviderError as exc:
@@ -187,9 +193,10 @@ class Provider(ABC):
                 found.adopted = True
                 log.info("adopted %s, which the provider had started", name)
                 return found
-            if attempt + 1 < checks:
-                self.clock.sleep(delay)
-                delay = min(delay * 2, self.timing.poll_interval_max)
+            if self.clock.monotonic() + delay > deadline:
+                break
+            self.clock.sleep(delay)
+            delay = min(delay * 2, self.timing.poll_interval_max)
         raise ProviderError(
             cause.provider,
             f"create of {name} failed with an unknown outcome ({cause.message}) and no such "

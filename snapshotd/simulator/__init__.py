@@ -97,7 +97,8 @@ class Simulator:
         path, query = handler.split()
         body = handler.read_body()
         headers = {k.lower(): v for k, v in handler.headers.items()}
-        fault = self.cloud.take_fault(handler.command, path)
+        target = path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+        fault = self.cloud.take_fault(handler.command, target)
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
             fault = None
@@ -158,6 +159,15 @@ class Simulator:
                 time.time(),
             )
         )
+        if fault is not None and fault.kind == "loop_next" and isinstance(response.body, dict):
+            links = response.body.get("links")
+            if isinstance(links, dict):  # DigitalOcean: a next link back to this very page
+                links["pages"] = {"next": request.base_url + request.path + "?" + _query(query)}
+            meta = response.body.get("meta", {}).get("pagination")
+            if isinstance(meta, dict):  # Hetzner: next_page pointing at the current page
+                meta["next_page"] = meta["page"]
+        if fault is not None and fault.kind == "delay_response":
+            time.sleep(fault.seconds)  # processed already: the client times out, the work is done
         if fault is not None and fault.kind == "drop":
             handler.drop()
         elif fault is not None and fault.kind == "malformed" and response.status < 300:
@@ -213,6 +223,12 @@ class Simulator:
             handler.send(_telegram_reply(delivery.json))
             return
         handler.send(SimResponse(200, {"ok": True}))
+
+
+def _query(query: dict[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(query)
 
 
 def _error(provider: str, status: int, code: str, message: str) -> SimResponse:

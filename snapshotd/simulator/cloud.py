@@ -72,7 +72,9 @@ class Fault:
 
     method: str
     path: str
-    kind: str  # status | malformed | truncated | drop | delay | retry_after
+    # status | retry_after | malformed | truncated | drop | drop_before | delay (before
+    # processing) | delay_response (after processing) | loop_next (pagination never ends)
+    kind: str
     times: int = 1
     status: int = 500
     seconds: float = 0.0
