@@ -53,6 +53,9 @@ class SystemdNotify:
         import sdnotify
 
         self._notifier = sdnotify.SystemdNotifier()
+        if self._notifier.socket is not None:
+            # A full notify queue must never block a job thread; a dropped STATUS is harmless.
+            self._notifier.socket.setblocking(False)
 
     def send(self, *lines: str) -> None:
         text = "\n".join(lines)
@@ -183,9 +186,19 @@ class Daemon:
             self.notify.send("READY=1", f"STATUS={self._status_text()}")
             return
         self.redactor.add(loaded.secrets())
+        if loaded.problems:
+            # At start a bad file is skipped; on reload it would silently unschedule a server
+            # that is running fine, so the whole reload is refused instead.
+            for problem in loaded.problems:
+                log.error("reload: %s", problem.message)
+            self.config_problem = (
+                f"reload refused, keeping the previous schedule: {len(loaded.problems)} invalid "
+                f"file(s), first: {loaded.problems[0].message}"
+            )
+            log.error("%s", self.redactor.redact(self.config_problem))
+            self.notify.send("READY=1", f"STATUS={self._status_text()}")
+            return
         self.config_problem = None
-        for problem in loaded.problems:
-            log.error("reload: %s (skipped)", problem.message)
         if loaded.settings != self.loaded.settings:
             self.ctx = make_context(loaded.settings, self.redactor, self.clock)
             # running jobs release the semaphore they entered with
@@ -308,7 +321,7 @@ class Daemon:
         parts.append(f"last: {self.last_result}")
         if self.config_problem:
             parts.append(self.config_problem)
-        return "; ".join(parts)
+        return self.redactor.redact("; ".join(parts))
 
     @staticmethod
     def _pool_size(loaded: LoadedConfig) -> int:
