@@ -141,9 +141,13 @@ class _Job:
         pending = self._resume_in_flight()
         if pending is None:
             name = snapshot_name(self.server.name, self.ctx.clock.now())
+            # Recorded before sending: a crash right after the provider accepts the create
+            # must still leave a name the next run can look for.
+            self._remember(PendingSnapshot(name))
             try:
                 pending = self._timed("create", lambda: self.provider.start_snapshot(name))
             except ProviderError as exc:
+                self._forget()
                 return self.finish(Status.FAILURE, error=exc.message)
             if pending.adopted:
                 self.notes.append(f"adopted {pending.name} after an unclear create reply")
@@ -163,7 +167,8 @@ class _Job:
         except ProviderError as exc:
             return self.finish(
                 Status.PARTIAL,
-                error=f"{pending.name} completed, but listing failed; nothing pruned: {exc.message}",
+                error=f"{pending.name} completed, but listing failed; nothing pruned: "
+                f"{exc.message}",
             )
         self.fields["snapshot_id"] = snapshot.id
         return self._prune(snapshot, Status.SUCCESS, listing)

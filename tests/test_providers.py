@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import json
 import time
 from datetime import timedelta
@@ -209,7 +211,7 @@ def test_429_burst_waits_for_retry_after_before_the_next_request(
     result = run_job(loaded.servers[0], context(loaded))
     assert result.status is Status.SUCCESS
     log = sim.cloud.requests()
-    for earlier, later in zip(log, log[1:], strict=False):
+    for earlier, later in itertools.pairwise(log):
         if earlier.status == 429:
             assert later.at - earlier.at >= 0.99, (earlier, later)
     assert sum(1 for r in log if r.status == 429) == 3
@@ -419,10 +421,8 @@ def test_response_parsers_raise_only_provider_errors(
         target.server_name,
     ]
     for call in calls:
-        try:
+        with contextlib.suppress(ProviderError):
             call()
-        except ProviderError:
-            pass
 
 
 def configure_static(tmp_path: Path, provider: str) -> LoadedConfig:

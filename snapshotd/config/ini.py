@@ -145,12 +145,18 @@ def read_main_config(
 
 
 def permission_warning(path: Path) -> list[str]:
-    """A warning when a file holding secrets is readable by group or others."""
+    """A warning when a file holding secrets is readable beyond its owner.
+
+    Group access is fine when the group is snapshotd's own (``root:snapshotd 0640``,
+    the layout the systemd unit documents); any other group or others is not.
+    """
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
     except OSError:
         return []
-    if mode & 0o077:
+    mode = info.st_mode
+    loose = mode & 0o007 or (mode & 0o070 and info.st_gid != os.getegid())
+    if loose:
         return [
             f"{path}: holds a secret but is readable by group or others "
             f"(mode {mode & 0o777:o}); run: chmod 600 {path}"
