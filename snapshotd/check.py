@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from snapshotd.clock import Clock
 from snapshotd.config.model import LoadedConfig, ServerConfig
 from snapshotd.errors import ProviderError
-from snapshotd.http import HttpContext
+from snapshotd.http import HttpContext, RetryPolicy
 from snapshotd.providers import make_provider
 from snapshotd.redact import Redactor
 
@@ -72,7 +72,8 @@ def run_check(
 
 def check_online(loaded: LoadedConfig, write, clock: Clock, redactor: Redactor) -> bool:  # type: ignore[no-untyped-def]
     """Read-only calls: is each token accepted, does each server exist, do names match?"""
-    http = HttpContext(loaded.settings.rate_limits, clock, redactor)
+    policy = RetryPolicy(read_timeout=loaded.settings.request_timeout)
+    http = HttpContext(loaded.settings.rate_limits, clock, redactor, policy=policy)
     failed = False
     write()
     for server in loaded.servers:

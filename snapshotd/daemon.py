@@ -15,7 +15,6 @@ semaphore so the liveness probe always has a thread.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -94,7 +93,7 @@ class Daemon:
         self.notify = notify or SystemdNotify()
         self.ctx: JobContext = make_context(loaded.settings, redactor, self.clock)
         self.servers: dict[str, ServerConfig] = {}
-        self.fingerprints: dict[str, str] = {}
+        self.fingerprints: dict[str, tuple[ServerConfig, str, int]] = {}
         self.stopping = threading.Event()
         self.active = 0
         self.active_changed = threading.Condition()
@@ -218,7 +217,8 @@ class Daemon:
                 del self.servers[job_id], self.fingerprints[job_id]
                 log.info("unscheduled %s", job_id)
         for job_id, server in wanted.items():
-            fingerprint = _fingerprint(server, settings.timezone.key, settings.jitter_seconds)
+            # frozen dataclasses compare by value: any changed key (token included) reschedules
+            fingerprint = (server, settings.timezone.key, settings.jitter_seconds)
             self.servers[job_id] = server
             if self.fingerprints.get(job_id) == fingerprint:
                 continue
@@ -326,10 +326,6 @@ class Daemon:
     @staticmethod
     def _pool_size(loaded: LoadedConfig) -> int:
         return max(loaded.settings.max_concurrent_jobs, min(len(loaded.servers), 64)) + 1
-
-
-def _fingerprint(server: ServerConfig, zone: str, jitter: int) -> str:
-    return repr((dataclasses.asdict(server), zone, jitter))
 
 
 def _watchdog_interval() -> float | None:

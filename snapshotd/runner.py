@@ -47,6 +47,7 @@ def make_context(
 ) -> JobContext:
     """Wire the shared pieces a job needs: HTTP policy, notifier, history, caches."""
     clock = clock or Clock()
+    policy = policy or RetryPolicy(read_timeout=settings.request_timeout)
     return JobContext(
         settings=settings,
         http=HttpContext(settings.rate_limits, clock, redactor, policy=policy),

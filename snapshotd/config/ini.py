@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from snapshotd.config.model import RateLimit, Settings
-from snapshotd.config.schema import INI_SCHEMA, did_you_mean, is_placeholder
+from snapshotd.config.schema import INI_SCHEMA, did_you_mean, is_placeholder, plain_http_warning
 from snapshotd.errors import ConfigError
 from snapshotd.notify.templates import parse_json_object, unknown_placeholders
 from snapshotd.schedule import CrontabError, parse_crontab
@@ -108,6 +108,7 @@ def read_main_config(
         ),
         poll_interval=poll_interval,
         poll_interval_max=poll_interval_max,
+        request_timeout=reader.number("TIMING", "request_timeout", float, minimum=0.1),
         delay_between_servers=reader.number("TIMING", "delay_between_servers", float, minimum=0),
         log_max_bytes=reader.number("LOGGING", "max_bytes", int, minimum=0),
         log_backup_count=reader.number("LOGGING", "backup_count", int, minimum=0),
@@ -133,6 +134,13 @@ def read_main_config(
         credentials=("url", "secret"),
         templates=("payload_success", "payload_failure"),
     )
+    fallback_urls = [("[TELEGRAM] api_url", str(telegram.values.get("api_url", "")))]
+    webhook_urls = re.split(r"[\s,]+", str(webhook.values.get("url", "")))
+    fallback_urls += [("[WEBHOOK] url", url) for url in webhook_urls]
+    for where, url in fallback_urls:
+        warning = plain_http_warning(f"{path}: {where}", url)
+        if warning:
+            warnings.append(warning)
     if reader.explicit("TIMING", "delay_between_servers") is not None:
         warnings.append(
             f"{path}: [TIMING] delay_between_servers is accepted but has no effect; "

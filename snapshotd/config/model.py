@@ -136,6 +136,7 @@ class Settings:
     snapshot_creation_timeout: float
     poll_interval: float
     poll_interval_max: float
+    request_timeout: float
     delay_between_servers: float
     log_max_bytes: int
     log_backup_count: int

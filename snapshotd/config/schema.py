@@ -43,6 +43,9 @@ INI_SCHEMA: dict[str, dict[str, Key]] = {
         ),
         "poll_interval": Key("5", "First delay between status polls, in seconds.", False),
         "poll_interval_max": Key("60", "The poll delay doubles up to this many seconds.", False),
+        "request_timeout": Key(
+            "30", "Seconds to wait for each API response (connecting has its own 10 s).", False
+        ),
     },
     "LOGGING": {
         "max_bytes": Key("5242880", "Rotate the log file at this size."),
@@ -112,6 +115,17 @@ SERVER_KEYS: dict[str, str] = {
 RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 
 _PLACEHOLDER = re.compile(r"^(?:[a-z]+://)?your[-_]", re.IGNORECASE)
+
+
+def plain_http_warning(where: str, url: str) -> str | None:
+    """A warning for ``http://`` to a host other than this machine: tokens would travel in clear."""
+    match = re.match(r"http://(?:[^@/]*@)?(\[[^\]]+\]|[^:/]+)", url, re.IGNORECASE)
+    if not match:
+        return None
+    host = match.group(1).strip("[]").lower()
+    if host in ("localhost", "::1") or host.startswith("127."):
+        return None
+    return f"{where} uses plain http:// to {host}; credentials and data travel unencrypted"
 
 
 def is_placeholder(value: str) -> bool:

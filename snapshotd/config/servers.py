@@ -34,6 +34,7 @@ from snapshotd.config.schema import (
     WEBHOOK_KEYS,
     did_you_mean,
     is_placeholder,
+    plain_http_warning,
 )
 from snapshotd.errors import ConfigError
 from snapshotd.notify.templates import (
@@ -120,6 +121,12 @@ class _Builder:
         healthcheck = self._optional_url(block, top, "healthcheck_url")
         telegram = self._telegram(block.get("telegram"), top)
         webhook = self._webhook(block.get("webhook"), top)
+        urls = [("api_url", api_url), ("healthcheck_url", healthcheck or "")]
+        urls += [("webhook.url", e.url) for e in (webhook.endpoints if webhook else ())]
+        for key, url in urls:
+            warning = plain_http_warning(f"{top}.{key}", url)
+            if warning:
+                self.warn(warning)
         server = ServerConfig(
             file=self.path,
             provider=provider,

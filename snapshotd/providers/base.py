@@ -14,9 +14,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from snapshotd.clock import Clock
-from snapshotd.config.model import ServerConfig
+from snapshotd.config.model import PROVIDER_LABELS, ServerConfig
 from snapshotd.errors import ProviderError
 from snapshotd.http import ApiClient
 
@@ -100,6 +101,23 @@ def name_time(server_name: str, name: str) -> datetime | None:
         return datetime.strptime(match.group(1), NAME_TIME_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
+
+
+def require_dict(provider: str, value: object, what: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else a ProviderError naming what was expected."""
+    if not isinstance(value, dict):
+        label = PROVIDER_LABELS.get(provider, provider)
+        raise ProviderError(
+            provider, f"{label}'s reply has no valid {what}", code="malformed_response"
+        )
+    return value
+
+
+def require_id(provider: str, value: object, what: str) -> str:
+    """An id as a string: the APIs mix string and integer ids."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip():
+        raise ProviderError(provider, f"missing or invalid {what}", code="malformed_response")
+    return str(value).strip()
 
 
 def parse_time(value: object, what: str, provider: str) -> datetime:

@@ -16,6 +16,8 @@ from snapshotd.providers.base import (
     Provider,
     Snapshot,
     parse_time,
+    require_dict,
+    require_id,
 )
 
 PER_PAGE = 200
@@ -34,15 +36,17 @@ class DigitalOcean(Provider):
             if exc.code == "unprocessable_entity" and "pending" not in exc.message.lower():
                 exc.code = "invalid_request"
             raise
-        action = _dict(reply.get("action"), "action in the create reply")
-        return PendingSnapshot(name=name, action_id=_id(action.get("id"), "action id"))
+        action = require_dict("digitalocean", reply.get("action"), "action in the create reply")
+        return PendingSnapshot(
+            name=name, action_id=require_id("digitalocean", action.get("id"), "action id")
+        )
 
     def _poll(self, pending: PendingSnapshot) -> str:
         if pending.action_id is None:
             found = self.list_snapshots().named(pending.name)
             return "done" if found else "running"
         reply = self.client.get(f"actions/{pending.action_id}")
-        action = _dict(reply.get("action"), "action")
+        action = require_dict("digitalocean", reply.get("action"), "action")
         status = action.get("status")
         if status == "completed":
             return "done"
@@ -77,7 +81,9 @@ class DigitalOcean(Provider):
                     continue
             except ProviderError:
                 continue
-            return PendingSnapshot(name=name, action_id=_id(action.get("id"), "action id"))
+            return PendingSnapshot(
+                name=name, action_id=require_id("digitalocean", action.get("id"), "action id")
+            )
         return None
 
     def list_snapshots(self) -> Listing:
@@ -113,11 +119,11 @@ class DigitalOcean(Provider):
         return Listing(tuple(snapshots))
 
     def _snapshot(self, item: Any) -> Snapshot:
-        entry = _dict(item, "snapshot entry")
+        entry = require_dict("digitalocean", item, "snapshot entry")
         name = entry.get("name")
         if not isinstance(name, str):
             raise ProviderError("digitalocean", "a snapshot has no name", code="malformed_response")
-        snapshot_id = _id(entry.get("id"), f"id of snapshot {name}")
+        snapshot_id = require_id("digitalocean", entry.get("id"), f"id of snapshot {name}")
         created = parse_time(entry.get("created_at"), f"snapshot {name}", "digitalocean")
         kind = entry.get("type", "snapshot")
         if kind != "snapshot":
@@ -130,20 +136,5 @@ class DigitalOcean(Provider):
 
     def server_name(self) -> str:
         reply = self.client.get(f"droplets/{self.server.id}")
-        droplet = _dict(reply.get("droplet"), "droplet")
+        droplet = require_dict("digitalocean", reply.get("droplet"), "droplet")
         return str(droplet.get("name", ""))
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ProviderError(
-            "digitalocean", f"DigitalOcean's reply has no valid {what}", code="malformed_response"
-        )
-    return value
-
-
-def _id(value: Any, what: str) -> str:
-    """DigitalOcean mixes string and integer ids; we keep strings."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip():
-        raise ProviderError("digitalocean", f"missing or invalid {what}", code="malformed_response")
-    return str(value).strip()

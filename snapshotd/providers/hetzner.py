@@ -21,6 +21,8 @@ from snapshotd.providers.base import (
     Provider,
     Snapshot,
     parse_time,
+    require_dict,
+    require_id,
 )
 
 PER_PAGE = 50
@@ -82,11 +84,11 @@ class Hetzner(Provider):
                 "labels": {MANAGED_LABEL: MANAGED_VALUE, SERVER_LABEL: self.server.id},
             },
         )
-        action = _dict(reply.get("action"), "action in the create reply")
+        action = require_dict("hetzner", reply.get("action"), "action in the create reply")
         image = reply.get("image") if isinstance(reply.get("image"), dict) else {}
         return PendingSnapshot(
             name=name,
-            action_id=_id(action.get("id"), "action id"),
+            action_id=require_id("hetzner", action.get("id"), "action id"),
             snapshot_id=str(image["id"]) if image.get("id") is not None else None,
         )
 
@@ -94,9 +96,13 @@ class Hetzner(Provider):
         if pending.action_id is None:
             if pending.snapshot_id is None:
                 return "done" if self.list_snapshots().named(pending.name) else "running"
-            image = _dict(self.client.get(f"images/{pending.snapshot_id}").get("image"), "image")
+            image = require_dict(
+                "hetzner", self.client.get(f"images/{pending.snapshot_id}").get("image"), "image"
+            )
             return "done" if image.get("status") == "available" else "running"
-        action = _dict(self.client.get(f"actions/{pending.action_id}").get("action"), "action")
+        action = require_dict(
+            "hetzner", self.client.get(f"actions/{pending.action_id}").get("action"), "action"
+        )
         progress = action.get("progress")
         if isinstance(progress, int) and not isinstance(progress, bool):
             pending.progress = progress
@@ -190,7 +196,7 @@ class Hetzner(Provider):
         return isinstance(origin, dict) and str(origin.get("id")) == self.server.id
 
     def _snapshot(self, image: dict[str, Any]) -> Snapshot:
-        image_id = _id(image.get("id"), "image id")
+        image_id = require_id("hetzner", image.get("id"), "image id")
         name = image.get("description")
         name = name if isinstance(name, str) else f"image {image_id}"
         created = parse_time(image.get("created"), f"image {image_id}", "hetzner")
@@ -220,19 +226,7 @@ class Hetzner(Provider):
             self.legacy_cache.forget(self.server.api_token, snapshot.id)
 
     def server_name(self) -> str:
-        server = _dict(self.client.get(f"servers/{self.server.id}").get("server"), "server")
-        return str(server.get("name", ""))
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ProviderError(
-            "hetzner", f"Hetzner's reply has no valid {what}", code="malformed_response"
+        server = require_dict(
+            "hetzner", self.client.get(f"servers/{self.server.id}").get("server"), "server"
         )
-    return value
-
-
-def _id(value: Any, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip():
-        raise ProviderError("hetzner", f"missing or invalid {what}", code="malformed_response")
-    return str(value).strip()
+        return str(server.get("name", ""))
