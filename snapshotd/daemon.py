@@ -123,9 +123,9 @@ class Daemon:
         history.set_meta("daemon_started_at", now.isoformat())
         self.scheduler.start()
         self._apply(self.loaded)
-        self._schedule_startup_runs(previous_start is not None)
         self.notify.send("READY=1", f"STATUS={self._status_text()}")
         log.info("snapshotd started: %s", self._status_text())
+        self._schedule_startup_runs(previous_start is not None)
         try:
             self._loop()
         finally:
@@ -241,6 +241,7 @@ class Daemon:
         settings = self.loaded.settings
         now = self.clock.now()
         in_flight = {flight.server_key for flight in history.all_in_flight()}
+        latest = history.latest_starts() if settings.catch_up and has_run_before else {}
         for job_id, server in self.servers.items():
             if server.key in in_flight:
                 self._run_soon(job_id, None, "resume the snapshot left in flight")
@@ -248,7 +249,8 @@ class Daemon:
             if not (settings.catch_up and has_run_before):
                 continue
             slot = server.schedule.previous_fire_time(settings.timezone, now)
-            if slot is not None and not history.has_run_since(server.key, slot):
+            last = latest.get(server.key)
+            if slot is not None and (last is None or last < slot):
                 self._run_soon(job_id, slot, f"catch up the missed slot {slot.isoformat()}")
 
     def _run_soon(self, job_id: str, slot: datetime | None, why: str) -> None:

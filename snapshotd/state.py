@@ -180,15 +180,14 @@ class History:
             ).fetchall()
         return [InFlight(*row) for row in rows]
 
-    def has_run_since(self, server_key: str, moment: datetime) -> bool:
-        """Whether a run for ``server_key`` started at or after ``moment`` (catch-up)."""
+    def latest_starts(self) -> dict[str, datetime]:
+        """Per server, when its most recent run (or slot) began: one query for every server."""
         with self._connect() as db:
-            row = db.execute(
-                "SELECT 1 FROM runs WHERE server_key = ? "
-                "AND (started_at >= ? OR slot >= ?) LIMIT 1",
-                (server_key, _iso(moment), _iso(moment)),
-            ).fetchone()
-        return row is not None
+            rows = db.execute(
+                "SELECT server_key, MAX(MAX(started_at), COALESCE(MAX(slot), '')) "
+                "FROM runs GROUP BY server_key"
+            ).fetchall()
+        return {key: datetime.fromisoformat(value) for key, value in rows if value}
 
     def latest_runs(self) -> dict[str, RunRecord]:
         with self._connect() as db:
