@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 from urllib.parse import urlsplit
 
@@ -25,7 +25,10 @@ def run_check(
     clock = clock or Clock()
     redactor = redactor or Redactor(loaded.secrets())
     settings = loaded.settings
-    write = lambda text="": out.write(redactor.redact(text) + "\n")  # noqa: E731
+
+    def write(text: str = "") -> None:
+        out.write(redactor.redact(text) + "\n")
+
     write(f"Main config:  {settings.ini_path or 'none found; using built-in defaults'}")
     write(f"Configs dir:  {settings.configs_dir}")
     write(f"Log file:     {settings.log_path}")
@@ -70,7 +73,9 @@ def run_check(
     return 1 if failed else 0
 
 
-def check_online(loaded: LoadedConfig, write, clock: Clock, redactor: Redactor) -> bool:  # type: ignore[no-untyped-def]
+def check_online(
+    loaded: LoadedConfig, write: Callable[[str], None], clock: Clock, redactor: Redactor
+) -> bool:
     """Read-only calls: is each token accepted, does each server exist, do names match?"""
     policy = RetryPolicy(read_timeout=loaded.settings.request_timeout)
     http = HttpContext(loaded.settings.rate_limits, clock, redactor, policy=policy)

@@ -111,7 +111,10 @@ def run_demo(verbose: bool = False, out: TextIO | None = None) -> int:
         redactor = Redactor(loaded.secrets())
         setup_logging(redactor, log_path=loaded.settings.log_path, verbose=verbose)
         before = {key: len(sim.cloud.snapshots_of(*key)) for key in _untouched()}
-        write = lambda text="": out.write(redactor.redact(text) + "\n")  # noqa: E731
+
+        def write(text: str = "") -> None:
+            out.write(redactor.redact(text) + "\n")
+
         write("snapshotd demo: a simulated cloud with 2 DigitalOcean droplets and 2 Hetzner")
         write(f"servers, configured in {folder} (deleted afterwards).")
         write("Running the real --once pipeline: create, wait, list, plan, prune, notify...\n")

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
 
 from snapshotd.clock import Clock
 from snapshotd.config.model import ServerConfig, Settings
@@ -33,6 +36,7 @@ from snapshotd.retention import Plan, plan_retention
 from snapshotd.state import History
 
 log = logging.getLogger("snapshotd.pipeline")
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,7 +53,7 @@ class JobContext:
     deliveries: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
-    def lock_dir(self):  # type: ignore[no-untyped-def]
+    def lock_dir(self) -> Path:
         return self.settings.state_dir / "locks"
 
 
@@ -298,7 +302,7 @@ class _Job:
     def _progress(self, percent: int) -> None:
         log.info("%s: snapshot %d%% done", self.server.name, percent, extra=self.extra)
 
-    def _timed(self, step: str, call):  # type: ignore[no-untyped-def]
+    def _timed(self, step: str, call: Callable[[], T]) -> T:
         started = time.monotonic()
         try:
             return call()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from datetime import tzinfo
+from urllib.parse import urlsplit
 
 import requests
 
@@ -121,9 +123,9 @@ class Notifier:
             )
         return tuple(outcomes)
 
-    def _attempt(self, channel: str, server: ServerConfig, send: object) -> str:
+    def _attempt(self, channel: str, server: ServerConfig, send: Callable[[], str]) -> str:
         try:
-            outcome = send()  # type: ignore[operator]
+            outcome = send()
         except Exception as exc:  # a notification must never fail the job
             message = self.redactor.redact(f"{channel}: failed: {exc}")
             log.warning("%s: %s", server.name, message, extra={"server": server.key})
@@ -133,6 +135,4 @@ class Notifier:
 
 
 def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(url).netloc.rsplit("@", 1)[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import requests
@@ -49,22 +50,24 @@ def send_telegram(
             return Verdict("retry", None, f"HTTP {response.status_code}")
         return Verdict("fail", reason=f"HTTP {response.status_code}: {description[:200]}")
 
-    options = {
-        "clock": clock,
-        "redactor": redactor,
-        "retries": target.retries,
-        "base_delay": target.base_delay,
-        "timeout": target.timeout,
-        "verdict": verdict,
-    }
+    send = functools.partial(
+        send_with_retries,
+        session,
+        url,
+        clock=clock,
+        redactor=redactor,
+        retries=target.retries,
+        base_delay=target.base_delay,
+        timeout=target.timeout,
+        verdict=verdict,
+    )
     try:
-        send_with_retries(session, url, json=message, **options)  # type: ignore[arg-type]
+        send(json=message)
         return "sent"
     except Exception:
         if not unparsable:
             raise
-    plain = {k: v for k, v in message.items() if k != "parse_mode"}
-    send_with_retries(session, url, json=plain, **options)  # type: ignore[arg-type]
+    send(json={k: v for k, v in message.items() if k != "parse_mode"})
     return "sent as plain text (Telegram rejected the Markdown)"
 
 
