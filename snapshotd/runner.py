@@ -15,7 +15,6 @@ import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import TextIO
 
 import requests
@@ -164,7 +163,3 @@ def describe_plan(result: JobResult) -> list[str]:
     for snapshot in plan.ignored:
         lines.append(f"  ignore  {snapshot.name}  ({snapshot.note})")
     return lines
-
-
-def local_time(moment: datetime, settings: Settings) -> str:
-    return moment.astimezone(settings.timezone).strftime("%Y-%m-%d %H:%M %Z")

@@ -212,14 +212,6 @@ class History:
             for row in rows
         }
 
-    def count_runs(self, server_key: str) -> int:
-        with self._connect() as db:
-            return int(
-                db.execute(
-                    "SELECT COUNT(*) FROM runs WHERE server_key = ?", (server_key,)
-                ).fetchone()[0]
-            )
-
 
 def _iso(moment: datetime | None) -> str | None:
     """UTC ISO text, so that SQLite's text comparison orders times correctly."""

@@ -26,7 +26,7 @@ def snapshotd(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 
 
 def test_check_prints_the_table_for_the_script_samples(tmp_path: Path) -> None:
-    shutil.copy(SAMPLES / "snapshots.config", tmp_path / "snapshots.config.sample")
+    shutil.copy(SAMPLES / "snapshots.config.sample", tmp_path / "snapshots.config.sample")
     shutil.copytree(SAMPLES / "configs", tmp_path / "configs")
     done = snapshotd("--check", "--config", "snapshots.config.sample", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr

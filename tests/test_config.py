@@ -16,7 +16,7 @@ from snapshotd.errors import ConfigError
 
 
 def copy_samples(tmp_path: Path) -> Path:
-    shutil.copy(SAMPLES / "snapshots.config", tmp_path / "snapshots.config")
+    shutil.copy(SAMPLES / "snapshots.config.sample", tmp_path / "snapshots.config")
     shutil.copytree(SAMPLES / "configs", tmp_path / "configs")
     return tmp_path / "snapshots.config"
 
