@@ -54,6 +54,24 @@ def assert_no_leak(where: str, text: str) -> None:
     assert not pieces, f"secret material leaked in {where}: {sorted(set(pieces))[:3]}"
 
 
+def write_minimal_config(root: Path, ini: str = "", **block: Any) -> Path:
+    """A main file and one DigitalOcean server file (web, id 1); ``block`` overrides keys."""
+    (root / "configs").mkdir(exist_ok=True)
+    (root / "snapshots.config").write_text(ini, encoding="utf-8")
+    server = {
+        "provider": "digitalocean",
+        "id": 1,
+        "name": "web",
+        "api_token": "tok_000000",
+        "retain_last_snapshots": 1,
+        **block,
+    }
+    path = root / "configs" / "web.json"
+    path.write_text(json.dumps({"digitalocean_droplet": server}), encoding="utf-8")
+    path.chmod(0o600)
+    return root / "snapshots.config"
+
+
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     simulator = Simulator(snapshot_seconds=0.3).start()

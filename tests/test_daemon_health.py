@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from conftest import write_minimal_config
 
 from snapshotd.config import load_config
 from snapshotd.daemon import Daemon
@@ -22,23 +23,8 @@ class RecordingNotify:
 
 
 def test_a_wedged_scheduler_fails_the_liveness_probe(tmp_path: Path) -> None:
-    (tmp_path / "configs").mkdir()
-    (tmp_path / "snapshots.config").write_text("[SCHEDULER]\ntimezone = UTC\n")
-    (tmp_path / "configs" / "web.json").write_text(
-        json.dumps(
-            {
-                "digitalocean_droplet": {
-                    "provider": "digitalocean",
-                    "id": 1,
-                    "name": "web",
-                    "api_token": "tok_000000",
-                    "retain_last_snapshots": 1,
-                    "schedule": "0 0 1 1 *",
-                }
-            }
-        )
-    )
-    loaded = load_config(str(tmp_path / "snapshots.config"), environ={})
+    main = write_minimal_config(tmp_path, "[SCHEDULER]\ntimezone = UTC\n", schedule="0 0 1 1 *")
+    loaded = load_config(str(main), environ={})
     daemon = Daemon(lambda: loaded, loaded, Redactor(), notify=RecordingNotify())  # type: ignore[arg-type]
     daemon.scheduler.start()
     try:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, write_minimal_config
 
 from snapshotd.config import load_config
 from snapshotd.config.schema import plain_http_warning
@@ -44,25 +43,13 @@ def test_plain_http_to_other_hosts_is_flagged_loopback_is_not() -> None:
 
 
 def test_config_warns_about_plain_http_urls(tmp_path: Path) -> None:
-    (tmp_path / "configs").mkdir()
-    (tmp_path / "snapshots.config").write_text("[TELEGRAM]\napi_url = http://tg-proxy.lan\n")
-    (tmp_path / "configs" / "a.json").write_text(
-        json.dumps(
-            {
-                "digitalocean_droplet": {
-                    "provider": "digitalocean",
-                    "id": 1,
-                    "name": "web",
-                    "api_token": "tok_000000",
-                    "retain_last_snapshots": 1,
-                    "api_url": "http://proxy.internal/v2",
-                    "webhook": {"enabled": True, "url": "http://hooks.example/x"},
-                }
-            }
-        )
+    main = write_minimal_config(
+        tmp_path,
+        "[TELEGRAM]\napi_url = http://tg-proxy.lan\n",
+        api_url="http://proxy.internal/v2",
+        webhook={"enabled": True, "url": "http://hooks.example/x"},
     )
-    (tmp_path / "configs" / "a.json").chmod(0o600)
-    warnings = "\n".join(load_config(str(tmp_path / "snapshots.config"), environ={}).warnings)
+    warnings = "\n".join(load_config(str(main), environ={}).warnings)
     assert "[TELEGRAM] api_url uses plain http:// to tg-proxy.lan" in warnings
     assert "digitalocean_droplet.api_url uses plain http:// to proxy.internal" in warnings
     assert "digitalocean_droplet.webhook.url uses plain http:// to hooks.example" in warnings
