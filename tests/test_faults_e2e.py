@@ -107,7 +107,7 @@ SCENARIOS = [
         "hetzner",
         (fault("*", r"^/hetzner/", "retry_after", seconds=1, times=3),),
         "SUCCESS",
-        posts=4,  # three refused with 429 (safe to re-send), then the accepted create,
+        posts=4,  # three refused with 429 (safe to re-send), then the accepted create
     ),
     Scenario(
         "429 storm without Retry-After",
